@@ -1,0 +1,45 @@
+// The AdmissionReview answer, in the apiVersion the request came in (v1 and v1beta1 share the response shape)
+// and with its uid, which is how the API server matches it. The request is not echoed back.
+
+import type { Operation } from '../core/patch.js';
+import type { AdmissionApiVersion, ReviewIdentity } from './decode.js';
+
+export interface AdmissionVerdict {
+  allowed: boolean;
+  /** Sent only when it has operations: a skip, or a pod already injected, is a plain allowed:true. */
+  patch?: readonly Operation[];
+  /** Shown to the user by kubectl; sent only when there are some. */
+  warnings?: readonly string[];
+  /** Why a pod is denied. */
+  status?: { code: number; message: string };
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  patchType?: 'JSONPatch';
+  /** Base64 of the JSON Patch (the field is []byte in the API). */
+  patch?: string;
+  warnings?: string[];
+  status?: { code: number; message: string };
+}
+
+export interface AdmissionReviewAnswer {
+  apiVersion: AdmissionApiVersion;
+  kind: 'AdmissionReview';
+  response: AdmissionResponse;
+}
+
+export function encodeAdmissionReview(
+  review: Pick<ReviewIdentity, 'apiVersion' | 'uid'>,
+  verdict: AdmissionVerdict,
+): AdmissionReviewAnswer {
+  const response: AdmissionResponse = { uid: review.uid, allowed: verdict.allowed };
+  if (verdict.patch !== undefined && verdict.patch.length > 0) {
+    response.patchType = 'JSONPatch';
+    response.patch = Buffer.from(JSON.stringify(verdict.patch)).toString('base64');
+  }
+  if (verdict.warnings !== undefined && verdict.warnings.length > 0) response.warnings = [...verdict.warnings];
+  if (verdict.status !== undefined) response.status = verdict.status;
+  return { apiVersion: review.apiVersion, kind: 'AdmissionReview', response };
+}
