@@ -5,14 +5,15 @@
 // not render.
 
 import { readFileSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type BootstrapValidator, loadBootstrapValidator } from '../src/bootstrap-validation/load.js';
 import { renderPodBootstrap } from '../src/core/bootstrap.js';
 import type { JsonObject } from '../src/core/json.js';
 import { configFor } from './helpers/pods.js';
+import { REFERENCE_DIR } from './helpers/reference.js';
 
-const GOLDENS = fileURLToPath(new URL('../../shared/reference/bootstrap-goldens/', import.meta.url));
+const GOLDENS = `${join(REFERENCE_DIR, 'bootstrap-goldens')}/`;
 const golden = (name: string): any => JSON.parse(readFileSync(`${GOLDENS}${name}_golden.json`, 'utf8'));
 
 let validator: BootstrapValidator;

@@ -6,8 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runConformance } from './conformance/run.js';
+import { ISTIO_INJECT_CORPUS } from './helpers/reference.js';
 
-const CORPUS = fileURLToPath(new URL('../../shared/reference/istio-testdata/inject', import.meta.url));
+const CORPUS = ISTIO_INJECT_CORPUS;
 const COMPATIBILITY = fileURLToPath(new URL('../docs/compatibility.md', import.meta.url));
 
 describe.skipIf(!existsSync(CORPUS))("Istio's injection corpus", () => {

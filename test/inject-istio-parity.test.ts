@@ -3,14 +3,16 @@
 // equal what istiod produced. Prometheus annotations are the parity issue's; they are left out here.
 
 import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import jsonpatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import type { JsonObject } from '../src/core/json.js';
 import { reviewPod } from '../src/core/review-pod.js';
 import { configFor, review } from './helpers/pods.js';
+import { ISTIO_INJECT_CORPUS } from './helpers/reference.js';
 
-const CORPUS = new URL('../../shared/reference/istio-testdata/inject/', import.meta.url);
+const CORPUS = pathToFileURL(`${ISTIO_INJECT_CORPUS}/`);
 const load = (file: string) =>
   parseAllDocuments(readFileSync(new URL(file, CORPUS), 'utf8')).map((d) => d.toJS() as JsonObject);
 

@@ -15,8 +15,9 @@ import {
   renderRestoreInput,
   routeCommands,
 } from '../src/core/iptables.js';
+import { REFERENCE_DIR } from './helpers/reference.js';
 
-const GOLDENS = join(import.meta.dirname, '..', '..', 'shared', 'reference', 'iptables-goldens');
+const GOLDENS = join(REFERENCE_DIR, 'iptables-goldens');
 
 interface Case {
   /** Path under iptables-goldens/. */

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { ISTIO_INJECT_CORPUS, REALWORLD_DIR } from './reference.js';
 
 export interface CliResult {
   code: number;
@@ -15,8 +16,8 @@ export interface CliResult {
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 /** Istio's kube-inject corpus and real applications' manifests, read where they are (never copied in). */
-export const ISTIO_INJECT_DATA = fileURLToPath(new URL('../../../shared/reference/istio-testdata/inject/', import.meta.url));
-export const REALWORLD = fileURLToPath(new URL('../../../shared/realworld/', import.meta.url));
+export const ISTIO_INJECT_DATA = ISTIO_INJECT_CORPUS;
+export const REALWORLD = REALWORLD_DIR;
 export const FIXTURES = fileURLToPath(new URL('../fixtures/cli/', import.meta.url));
 
 type Write = typeof process.stdout.write;
