@@ -1,21 +1,23 @@
 // The built-in `gateway` template: istio-proxy as a gateway (`proxy router`), no traffic capture and no
 // init container, allowed to bind low ports (gateway-injection-template.yaml in Istio's chart).
 
+import type { InterceptionMode } from '../annotations.js';
 import { ANNOTATION, LABEL, PORTS, PROXY_CONTAINER } from '../constants.js';
 import type { JsonObject } from '../json.js';
 import { own } from '../labels.js';
-import { canonicalRevision, imageRef, proxyEnv, proxyResources } from './sidecar.js';
+import { agentVolumes, canonicalRevision, imageRef, proxyEnv, proxyResources } from './sidecar.js';
 import type { PartialPod, TemplateContext } from './template.js';
 
-// The gateway's env is the sidecar's with ISTIO_META_APP_CONTAINERS after GOMEMLIMIT's neighbours, the workload
-// name from the deployment only, and the mesh's interception mode (a gateway captures nothing).
+// The gateway's env is the sidecar's, with three differences in istiod's gateway template: the mesh's interception
+// mode (a gateway captures nothing, so the annotation does not apply), the workload name from the deployment only
+// (not the workload-name label), and ISTIO_META_APP_CONTAINERS moved before ISTIO_META_CLUSTER_ID.
 function gatewayEnv(ctx: TemplateContext): JsonObject[] {
-  const sidecarCtx = { ...ctx, settings: { ...ctx.settings, interceptionMode: (ctx.settings.proxyConfig.interceptionMode as 'REDIRECT') ?? 'REDIRECT', bootstrapOverride: ctx.settings.bootstrapOverride }, labels: undefined };
-  const env = proxyEnv(sidecarCtx).filter((e) => e.name !== 'REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION');
-  const apps = env.findIndex((e) => e.name === 'ISTIO_META_APP_CONTAINERS');
-  const [appContainers] = env.splice(apps, 1);
-  const cluster = env.findIndex((e) => e.name === 'ISTIO_META_CLUSTER_ID');
-  env.splice(cluster, 0, appContainers as JsonObject);
+  const interceptionMode = (ctx.settings.proxyConfig.interceptionMode as InterceptionMode | undefined) ?? 'REDIRECT';
+  const env = proxyEnv({ ...ctx, settings: { ...ctx.settings, interceptionMode }, labels: undefined }).filter(
+    (e) => e.name !== 'REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION',
+  );
+  const [appContainers] = env.splice(env.findIndex((e) => e.name === 'ISTIO_META_APP_CONTAINERS'), 1);
+  env.splice(env.findIndex((e) => e.name === 'ISTIO_META_CLUSTER_ID'), 0, appContainers as JsonObject);
   return env;
 }
 
@@ -57,23 +59,12 @@ export function gatewayTemplate(ctx: TemplateContext): PartialPod {
   proxy.volumeMounts = mounts;
   if (settings.resourceOverride) proxy.resources = proxyResources(config, settings);
 
-  const volumes: JsonObject[] = [{ name: 'workload-socket' }, { emptyDir: {}, name: 'credential-socket' }, { emptyDir: {}, name: 'workload-certs' }];
-  if (settings.bootstrapOverride !== undefined) volumes.push({ configMap: { name: settings.bootstrapOverride }, name: 'custom-bootstrap-volume' });
-  volumes.push(
-    { emptyDir: { medium: 'Memory' }, name: 'istio-envoy' },
-    { emptyDir: {}, name: 'istio-data' },
-    {
-      downwardAPI: {
-        items: [
-          { fieldRef: { fieldPath: 'metadata.labels' }, path: 'labels' },
-          { fieldRef: { fieldPath: 'metadata.annotations' }, path: 'annotations' },
-        ],
-      },
-      name: 'istio-podinfo',
-    },
-    { name: 'istio-token', projected: { sources: [{ serviceAccountToken: { audience: 'istio-ca', expirationSeconds: 43200, path: 'istio-token' } }] } },
-    { configMap: { name: 'istio-ca-root-cert' }, name: 'istiod-ca-cert' },
-  );
+  const volumes: JsonObject[] = [
+    { name: 'workload-socket' },
+    { emptyDir: {}, name: 'credential-socket' },
+    { emptyDir: {}, name: 'workload-certs' },
+    ...agentVolumes(settings),
+  ];
 
   const outAnnotations: Record<string, string> = { [ANNOTATION.rev]: ctx.revision };
   const firstApp = appContainers.find((c) => c.name !== PROXY_CONTAINER)?.name;

@@ -292,10 +292,9 @@ function initContainer(ctx: TemplateContext): JsonObject {
   return container;
 }
 
-function volumes(ctx: TemplateContext): JsonObject[] {
-  const { settings, config, spec } = ctx;
-  // A volume with a name and no source is what istiod writes for these three; the API server defaults it to emptyDir.
-  const out: JsonObject[] = [{ name: 'workload-socket' }, { name: 'credential-socket' }, { name: 'workload-certs' }];
+/** The volumes every proxy template needs after its workload sockets: bootstrap, Envoy, pod info, token, CA. */
+export function agentVolumes(settings: InjectionSettings): JsonObject[] {
+  const out: JsonObject[] = [];
   if (settings.bootstrapOverride !== undefined) {
     out.push({ configMap: { name: settings.bootstrapOverride }, name: 'custom-bootstrap-volume' });
   }
@@ -316,8 +315,20 @@ function volumes(ctx: TemplateContext): JsonObject[] {
       projected: { sources: [{ serviceAccountToken: { audience: 'istio-ca', expirationSeconds: 43200, path: 'istio-token' } }] },
     },
     { configMap: { name: 'istio-ca-root-cert' }, name: 'istiod-ca-cert' },
-    { configMap: { name: 'istio-ca-crl', optional: true }, name: 'istio-ca-crl' },
   );
+  return out;
+}
+
+function volumes(ctx: TemplateContext): JsonObject[] {
+  const { settings, config, spec } = ctx;
+  // A volume with a name and no source is what istiod writes for these three; the API server defaults it to emptyDir.
+  const out: JsonObject[] = [
+    { name: 'workload-socket' },
+    { name: 'credential-socket' },
+    { name: 'workload-certs' },
+    ...agentVolumes(settings),
+    { configMap: { name: 'istio-ca-crl', optional: true }, name: 'istio-ca-crl' },
+  ];
   if (config.proxy.mountMtlsCerts) {
     const account = typeof spec.serviceAccountName === 'string' && spec.serviceAccountName ? spec.serviceAccountName : 'default';
     out.push({ name: 'istio-certs', secret: { optional: true, secretName: `istio.${account}` } });
