@@ -201,8 +201,79 @@ describe('prometheus merge', () => {
   });
 });
 
+describe('accepted values of the validated annotations', () => {
+  it.each([
+    ['sidecar.istio.io/interceptionMode', 'NONE'],
+    ['status.sidecar.istio.io/port', '0'],
+    ['status.sidecar.istio.io/port', ' 15020 '],
+    ['readiness.status.sidecar.istio.io/initialDelaySeconds', '4294967295'],
+    ['traffic.sidecar.istio.io/includeOutboundIPRanges', '*'],
+    ['traffic.sidecar.istio.io/includeOutboundIPRanges', ''],
+    ['traffic.sidecar.istio.io/includeOutboundIPRanges', '127.0.0.1/24,fd00::/8'],
+    ['traffic.sidecar.istio.io/excludeOutboundIPRanges', '10.0.0.0/8'],
+    ['traffic.sidecar.istio.io/includeInboundPorts', '*'],
+    ['traffic.sidecar.istio.io/includeInboundPorts', '1, 2 ,3'],
+    ['traffic.sidecar.istio.io/excludeInboundPorts', ''],
+    ['traffic.sidecar.istio.io/excludeOutboundPorts', '65535'],
+    ['traffic.sidecar.istio.io/excludeInterfaces', 'eth0, net1.2'],
+    ['istio.io/reroute-virtual-interfaces', 'tap0'],
+    ['prometheus.istio.io/merge-metrics', 'True'],
+    ['sidecar.istio.io/proxyCPU', '1.5'],
+    ['sidecar.istio.io/proxyMemory', '1Mi'],
+    ['sidecar.istio.io/proxyMemoryLimit', '2Gi'],
+    ['sidecar.istio.io/proxyCPULimit', '4000m'],
+  ])('%s=%j is accepted', (name, value) => {
+    expect(refusal({ [name]: value })).toBeUndefined();
+  });
+});
+
+describe('user-supplied istio-proxy and istio-init', () => {
+  const withOverride = () =>
+    podWith({}, {}, {
+      containers: [
+        { name: 'app', image: 'a' },
+        { name: 'istio-proxy', image: 'auto', resources: { requests: { cpu: '123m' } }, securityContext: { runAsUser: 1234 } },
+      ],
+    });
+
+  it('are merged over what the template renders and recorded for re-injection', () => {
+    const { pod } = review(withOverride(), configFor(''), enabled);
+    const p = container(pod, 'istio-proxy');
+    expect(p.image).toBe('docker.io/istio/proxyv2:1.28.0');
+    expect(p.resources).toEqual({ limits: { cpu: '2', memory: '1Gi' }, requests: { cpu: '123m', memory: '128Mi' } });
+    expect(p.securityContext).toMatchObject({ runAsUser: 1234, runAsGroup: 1337 });
+    expect(container(pod, 'istio-init').args).toEqual(expect.arrayContaining(['-u', '1234']));
+    expect(names((pod.spec as { containers: unknown }).containers)).toEqual(['app']);
+    expect(JSON.parse(annotationsOf(pod)['proxy.istio.io/overrides'] as string)).toEqual({
+      initContainers: [{ name: 'istio-proxy', resources: { requests: { cpu: '123m' } }, securityContext: { runAsUser: 1234 } }],
+    });
+  });
+
+  it('are applied again from the record when the pod is re-injected', () => {
+    const once = review(withOverride(), configFor(''), enabled).pod;
+    const twice = review(once, configFor('', { proxy: { logLevel: 'debug' } }), enabled).pod;
+    expect(container(twice, 'istio-proxy').resources).toEqual(container(once, 'istio-proxy').resources);
+    expect(container(twice, 'istio-proxy').args).toContain('--proxyLogLevel=debug');
+  });
+});
+
+describe('labels the template reads', () => {
+  it('service.istio.io/workload-name names the workload to the agent', () => {
+    const { pod } = review(podWith({ 'service.istio.io/workload-name': 'orders' }), configFor(''), enabled);
+    expect(env(container(pod, 'istio-proxy')).ISTIO_META_WORKLOAD_NAME).toBe('orders');
+  });
+
+  it('topology.istio.io/network puts the pod on that network, last in the proxy env', () => {
+    const { pod } = review(podWith({ 'topology.istio.io/network': 'east' }), configFor(''), enabled);
+    const proxyEnv = container(pod, 'istio-proxy').env as { name: string; value?: string }[];
+    expect(proxyEnv.at(-1)).toEqual({ name: 'ISTIO_META_NETWORK', value: 'east' });
+    expect((pod.metadata as { labels: Record<string, string> }).labels['topology.istio.io/network']).toBe('east');
+  });
+});
+
 describe('warnings for values that are accepted but ignored or deprecated', () => {
   it.each([
+    ['readiness.status.sidecar.istio.io/applicationPorts', '8080', /ignored/],
     ['traffic.sidecar.istio.io/kubevirtInterfaces', 'net1', /deprecated: use istio.io\/reroute-virtual-interfaces/],
     ['sidecar.istio.io/enableCoreDump', 'true', /ignored/],
     ['sidecar.istio.io/inject', 'true', /deprecated: use the label/],

@@ -253,3 +253,17 @@ describe('inject as a process', () => {
     expect(result).toMatchObject({ code: 0, stderr: '' });
   });
 });
+
+describe('warnings', () => {
+  it('prints accepted but deprecated annotations as warnings on stderr, as kubectl shows the webhook\'s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warn-'));
+    const file = join(dir, 'pod.yaml');
+    writeFileSync(
+      file,
+      'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    traffic.sidecar.istio.io/kubevirtInterfaces: net1\nspec:\n  containers:\n  - name: app\n    image: app\n',
+    );
+    const result = await runCli('inject', '-f', file);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/^Warning: Pod\/p: annotation traffic.sidecar.istio.io\/kubevirtInterfaces is deprecated/m);
+  });
+});

@@ -79,6 +79,8 @@ function injectTemplate(template: PodTemplate, config: InjectorConfig, source: s
     }
     case 'injected':
       jsonpatch.applyPatch(template.pod, review.patch as JsonPatchOperation[], true, true);
+      // The webhook sends these as AdmissionResponse warnings, which kubectl prints; here they go to stderr.
+      for (const warning of review.decision.warnings) warnings.push(`Warning: ${template.kind}/${template.name}: ${warning}`);
       return true;
   }
 }
