@@ -164,7 +164,7 @@ describe('templates', () => {
   });
 
   it('an unknown template is refused, listing the templates there are', () => {
-    expect(refusal({ 'inject.istio.io/templates': 'sidecar,nope' })).toMatch(/requested template "nope" not found; have sidecar, gateway, grpc-simple/);
+    expect(refusal({ 'inject.istio.io/templates': 'sidecar,nope' })).toMatch(/requested template "nope" not found; have sidecar, gateway, envoy, grpc-simple/);
   });
 
   it('an operator template from the config adds its containers, volumes and per-container env', () => {

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import protobuf from 'protobufjs';
+import type { BootstrapValidation } from '../core/templates/template.js';
 import { InvalidBootstrapError } from '../errors.js';
 import { checkProtoJson, ProtoJsonSchema, type SchemaProblem } from './proto-json.js';
 
@@ -88,3 +89,12 @@ export function loadBootstrapValidator(): BootstrapValidator {
   };
   return validator;
 }
+
+/**
+ * The check as the core takes it (problems as "path: message"), loading the schema on the first call: only pods
+ * that ask for the envoy template pay for it.
+ */
+export const bootstrapProblems: BootstrapValidation = (bootstrap) =>
+  loadBootstrapValidator()
+    .validate(bootstrap)
+    .map((p) => `${p.path}: ${p.message}`);

@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import jsonpatch, { type Operation as JsonPatchOperation } from 'fast-json-patch';
 import { loadConfig } from '../config/load.js';
 import type { InjectorConfig } from '../config/schema.js';
+import { bootstrapProblems } from '../bootstrap-validation/load.js';
 import { reviewPod } from '../core/review-pod.js';
 import { SkipReason } from '../core/reasons.js';
 import { InjectorError, InputError, UsageError } from '../errors.js';
@@ -63,6 +64,7 @@ function injectTemplate(template: PodTemplate, config: InjectorConfig, source: s
     config,
     manual: true,
     workload: template.workload,
+    validateBootstrap: bootstrapProblems,
   });
   switch (review.outcome) {
     case 'skipped': {

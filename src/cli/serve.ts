@@ -5,6 +5,7 @@ import { loadConfig } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { clusterAccessFromEnvironment } from '../kube/cluster.js';
 import { NamespaceInformer, type NamespaceLabels, staticNamespaceLabels } from '../kube/namespace-labels.js';
+import { bootstrapProblems } from '../bootstrap-validation/load.js';
 import { buildApp, closeGracefully } from '../server/app.js';
 import { loadOrCreateServingCertificate, servingNames } from '../server/tls.js';
 import { parseFlags, portFlag } from './args.js';
@@ -52,7 +53,7 @@ export async function serve(argv: string[]): Promise<void> {
     );
   }
 
-  const app = buildApp({ tls, config, namespaceLabels, logger });
+  const app = buildApp({ tls, config, namespaceLabels, logger, validateBootstrap: bootstrapProblems });
   await app.listen({ port, host: LISTEN_HOST });
   logger.info(
     { url: `https://localhost:${port}/inject`, revision: config.revision || 'default', tags: config.tags },

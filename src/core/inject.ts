@@ -21,7 +21,7 @@ import { appProbersEnv, type AppProbers, rewriteProbes } from './probes.js';
 import { meshProxyConfig } from './proxy-config.js';
 import { findTemplate, templateNames } from './templates/index.js';
 import { istiodAddress } from './templates/sidecar.js';
-import type { PartialPod, WorkloadRef } from './templates/template.js';
+import type { BootstrapValidation, PartialPod, WorkloadRef } from './templates/template.js';
 import { workloadOf } from './workload.js';
 
 export interface InjectInput {
@@ -34,6 +34,8 @@ export interface InjectInput {
   workload?: WorkloadRef;
   /** The namespace's annotations: on OpenShift they carry the uid range the proxy must run in. */
   namespaceAnnotations?: StringMap;
+  /** Checks bootstraps the envoy template renders; without it they are not checked. */
+  validateBootstrap?: BootstrapValidation;
 }
 
 export interface InjectResult {
@@ -236,6 +238,7 @@ export function inject(input: InjectInput): InjectResult {
     appContainers,
     proxyUid: ids?.uid ?? PROXY_UID,
     proxyGid: ids?.gid ?? PROXY_UID,
+    validateBootstrap: input.validateBootstrap,
   };
   let merged: JsonObject = { metadata: { labels: podLabels, annotations: podAnnotations }, spec };
   let rendered: JsonObject = { spec: {} };

@@ -78,7 +78,8 @@ export function proxyConfigProblems(value: JsonObject, where: string): string[] 
     if (['proxyAdminPort', 'statusPort'].includes(key) && (!Number.isInteger(field) || (field as number) < 1 || (field as number) > 65535)) {
       problems.push(`${where}: ${key} must be a port 1..65535, got ${JSON.stringify(field)}`);
     }
-    if (key === 'discoveryAddress' && (typeof field !== 'string' || !/^[^:\s]+:[0-9]{1,5}$/.test(field))) {
+    const port = typeof field === 'string' ? /^[^:\s]+:([0-9]{1,5})$/.exec(field)?.[1] : undefined;
+    if (key === 'discoveryAddress' && (port === undefined || Number(port) > 65535)) {
       problems.push(`${where}: discoveryAddress must be host:port, got ${JSON.stringify(field)}`);
     }
     if (key === 'holdApplicationUntilProxyStarts' && typeof field !== 'boolean') {

@@ -8,7 +8,7 @@ import { inject } from './inject.js';
 import { isObject, type JsonObject } from './json.js';
 import type { StringMap } from './labels.js';
 import type { Operation } from './patch.js';
-import type { WorkloadRef } from './templates/template.js';
+import type { BootstrapValidation, WorkloadRef } from './templates/template.js';
 
 export interface PodReviewInput {
   pod: unknown;
@@ -18,6 +18,8 @@ export interface PodReviewInput {
   /** Only read on OpenShift, where they carry the namespace's uid range. */
   namespaceAnnotations?: StringMap;
   config: InjectorConfig;
+  /** Envoy's schema check for the envoy template's bootstraps, loaded by the edge (it reads .proto files). */
+  validateBootstrap?: BootstrapValidation;
   manual?: boolean;
   workload?: WorkloadRef;
   explain?: boolean;
@@ -52,6 +54,7 @@ export function reviewPod(input: PodReviewInput): PodReview {
       config: input.config,
       workload: input.workload,
       namespaceAnnotations: input.namespaceAnnotations,
+      validateBootstrap: input.validateBootstrap,
     });
     if (warnings.length) decision.warnings.push(...warnings);
     return { outcome: 'injected', decision, patch, status };

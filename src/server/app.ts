@@ -12,6 +12,9 @@ import { isObject } from '../core/json.js';
 import { own, type StringMap } from '../core/labels.js';
 import type { SkipReason } from '../core/reasons.js';
 import { reviewPod } from '../core/review-pod.js';
+import { renderPodBootstrap } from '../core/bootstrap.js';
+import type { BootstrapValidation } from '../core/templates/template.js';
+import { InjectorError } from '../errors.js';
 import type { NamespaceLabels } from '../kube/namespace-labels.js';
 import { InjectionMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
 import type { ServingCertificate } from './tls.js';
@@ -21,6 +24,8 @@ export interface AppOptions {
   config: InjectorConfig;
   namespaceLabels: NamespaceLabels;
   logger: Logger;
+  /** Envoy's schema check for the envoy template; without it, rendered bootstraps are not checked. */
+  validateBootstrap?: BootstrapValidation;
 }
 
 // ---- limits ---------------------------------------------------------------------------------------------------
@@ -163,7 +168,13 @@ export function buildApp(options: AppOptions) {
       answer(reply, decoded, decoded.outcome, { allowed: true }, { uid, namespace, pod: decoded.name });
       return;
     }
-    const result = reviewPod({ pod: decoded.pod, namespace, namespaceLabels: namespaceLabels.get(namespace), config });
+    const result = reviewPod({
+      pod: decoded.pod,
+      namespace,
+      namespaceLabels: namespaceLabels.get(namespace),
+      config,
+      validateBootstrap: options.validateBootstrap,
+    });
     const { decision } = result;
     const fields: ReviewLogFields = { uid, namespace, pod: podName(decoded.pod), reason: decision.reason };
     switch (result.outcome) {
@@ -211,6 +222,36 @@ export function buildApp(options: AppOptions) {
   app.post('/inject', injectRoute, handleInject);
   // Like istiod, which also serves /inject/<path> (its path segments set proxy env, which we do not apply yet).
   app.post('/inject/*', injectRoute, handleInject);
+
+  // Anyone can ask why a pod would or would not be injected, with the namespace labels this server knows, and
+  // which bootstrap its proxy would start from (envoy template). Read-only: nothing is counted or changed.
+  const debugPod = (request: FastifyRequest) => {
+    const query = request.query as Record<string, unknown>;
+    const namespace = typeof query.namespace === 'string' && query.namespace ? query.namespace : 'default';
+    if (!isObject(request.body)) return undefined;
+    return { pod: request.body, namespace };
+  };
+  app.post('/debug/check', (request, reply) => {
+    const input = debugPod(request);
+    if (!input) return reply.code(400).send({ error: 'bad-request', message: 'POST a Pod as JSON; ?namespace=NAME' });
+    const result = reviewPod({ ...input, namespaceLabels: namespaceLabels.get(input.namespace), config, explain: true });
+    const { inject, reason, message, revision, warnings, steps } = result.decision;
+    const refused = result.outcome === 'refused' ? result.error.message : undefined;
+    return reply.send({ namespace: input.namespace, inject: inject && !refused, reason, message, revision, warnings, steps, refused });
+  });
+  app.post('/debug/bootstrap', (request, reply) => {
+    const input = debugPod(request);
+    if (!input) return reply.code(400).send({ error: 'bad-request', message: 'POST a Pod as JSON; ?namespace=NAME' });
+    try {
+      const { bootstrap } = renderPodBootstrap({ ...input, config });
+      const problems = options.validateBootstrap?.(bootstrap) ?? [];
+      if (problems.length) return reply.code(422).send({ error: 'invalid-bootstrap', problems });
+      return reply.send(bootstrap);
+    } catch (error) {
+      if (error instanceof InjectorError) return reply.code(422).send({ error: error.code, message: error.message });
+      throw error;
+    }
+  });
 
   app.get('/healthz', (_request, reply) => {
     reply.type('text/plain; charset=utf-8').send('ok\n');

@@ -7,6 +7,7 @@ import { connect, type TLSSocket } from 'node:tls';
 import pino from 'pino';
 import { type CertificateBundle, generateCertificates } from '../../src/certs/generate.js';
 import { type InjectorConfig, resolveConfig } from '../../src/config/schema.js';
+import type { BootstrapValidation } from '../../src/core/templates/template.js';
 import { type NamespaceLabels, staticNamespaceLabels } from '../../src/kube/namespace-labels.js';
 import { buildApp, type InjectorApp } from '../../src/server/app.js';
 
@@ -30,6 +31,7 @@ export interface TestServer {
 }
 
 export interface TestServerOptions {
+  validateBootstrap?: BootstrapValidation;
   config?: InjectorConfig;
   /** Defaults to the config's static `namespaces`. */
   namespaceLabels?: NamespaceLabels;
@@ -45,6 +47,7 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
     config,
     namespaceLabels: options.namespaceLabels ?? staticNamespaceLabels(config.namespaces),
     logger,
+    validateBootstrap: options.validateBootstrap,
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;

@@ -1,6 +1,7 @@
 // The templates a pod can ask for with inject.istio.io/templates: the built-in ones and the operator's.
 
 import type { InjectorConfig } from '../../config/schema.js';
+import { envoyTemplate } from './envoy.js';
 import { gatewayTemplate } from './gateway.js';
 import { grpcSimpleTemplate } from './grpc-simple.js';
 import { operatorTemplate } from './operator.js';
@@ -10,6 +11,7 @@ import type { Template } from './template.js';
 const BUILT_IN: Readonly<Record<string, Template>> = {
   sidecar: sidecarTemplate,
   gateway: gatewayTemplate,
+  envoy: envoyTemplate,
   'grpc-simple': grpcSimpleTemplate,
 };
 

@@ -31,7 +31,11 @@ export interface TemplateContext {
   /** The uid and gid the proxy runs as: 1337, or on OpenShift the top of the namespace's range. */
   proxyUid: number;
   proxyGid: number;
+  /** Envoy's schema check of a rendered bootstrap (problems, each naming its path); the edges load it. */
+  validateBootstrap?: BootstrapValidation;
 }
+
+export type BootstrapValidation = (bootstrap: JsonObject) => string[];
 
 export interface PartialPod {
   metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
