@@ -8,6 +8,8 @@ const USAGE = `usage: sidecar-injector <command> [flags]
 commands:
   serve      run the admission webhook over HTTPS
              [--port 9443] [--cert-dir DIR] [--config FILE] [--revision NAME]
+             [--cert-secret NAME --webhook-config NAME... [--cert-validity 8760h] [--ca-validity 87600h]]
+             [--cert-poll-interval 10s] [--shutdown-delay 5s]
   inject     inject sidecars into manifests, like istioctl kube-inject
              -f FILE|- [--revision NAME] [--config FILE]
   check      explain whether pods would be injected, step by step

@@ -26,6 +26,13 @@ export interface AppOptions {
   logger: Logger;
   /** Envoy's schema check for the envoy template; without it, rendered bootstraps are not checked. */
   validateBootstrap?: BootstrapValidation;
+  /**
+   * Aborted when shutdown begins. /readyz fails from then on while requests are still served, so the Service
+   * stops sending new connections before the server stops accepting them.
+   */
+  shutdown?: AbortSignal;
+  /** More series for /metrics, in the Prometheus text format (the caBundle patcher's counters). */
+  extraMetrics?: () => string;
 }
 
 // ---- limits ---------------------------------------------------------------------------------------------------
@@ -257,16 +264,22 @@ export function buildApp(options: AppOptions) {
     reply.type('text/plain; charset=utf-8').send('ok\n');
   });
   // TLS is loaded before this app exists (the HTTPS server cannot be built without it), so readiness waits only
-  // for namespace labels: without them every pod would be judged as in an unlabelled namespace.
+  // for namespace labels: without them every pod would be judged as in an unlabelled namespace. It ends when
+  // shutdown begins.
   app.get('/readyz', (_request, reply) => {
-    const ready = namespaceLabels.ready();
+    const notReady =
+      options.shutdown?.aborted || draining
+        ? 'shutting down\n'
+        : namespaceLabels.ready()
+          ? undefined
+          : 'namespace labels are not known yet\n';
     reply
-      .code(ready ? 200 : 503)
+      .code(notReady ? 503 : 200)
       .type('text/plain; charset=utf-8')
-      .send(ready ? 'ok\n' : 'namespace labels are not known yet\n');
+      .send(notReady ?? 'ok\n');
   });
   app.get('/metrics', (_request, reply) => {
-    reply.type(METRICS_CONTENT_TYPE).send(metrics.render());
+    reply.type(METRICS_CONTENT_TYPE).send(metrics.render() + (options.extraMetrics?.() ?? ''));
   });
 
   app.setNotFoundHandler((_request, reply) => {
@@ -298,4 +311,12 @@ export async function closeGracefully(app: InjectorApp, drainDeadlineMs = DRAIN_
     clearInterval(closeIdle);
     clearTimeout(deadline);
   }
+}
+
+/**
+ * Serves `tls` on every connection opened from now on, without a restart. Open connections keep the certificate
+ * they were opened with, so no request in flight fails; the other TLS settings (minVersion) stay as they were.
+ */
+export function replaceServingCertificate(app: InjectorApp, tls: ServingCertificate): void {
+  app.server.setSecureContext({ key: tls.key, cert: tls.cert });
 }
