@@ -30,10 +30,14 @@ export interface AdmissionReviewAnswer {
   response: AdmissionResponse;
 }
 
+/**
+ * The answer as JSON text, ready to send: the server writes it as it is, sparing a second pass of JSON.stringify
+ * over the base64 patch, which is most of its length.
+ */
 export function encodeAdmissionReview(
   review: Pick<ReviewIdentity, 'apiVersion' | 'uid'>,
   verdict: AdmissionVerdict,
-): AdmissionReviewAnswer {
+): string {
   const response: AdmissionResponse = { uid: review.uid, allowed: verdict.allowed };
   if (verdict.patch !== undefined && verdict.patch.length > 0) {
     response.patchType = 'JSONPatch';
@@ -41,5 +45,6 @@ export function encodeAdmissionReview(
   }
   if (verdict.warnings !== undefined && verdict.warnings.length > 0) response.warnings = [...verdict.warnings];
   if (verdict.status !== undefined) response.status = verdict.status;
-  return { apiVersion: review.apiVersion, kind: 'AdmissionReview', response };
+  const answer: AdmissionReviewAnswer = { apiVersion: review.apiVersion, kind: 'AdmissionReview', response };
+  return JSON.stringify(answer);
 }

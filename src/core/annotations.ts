@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import type { InjectorConfig } from '../config/schema.js';
 import { AnnotationError } from '../errors.js';
 import { ANNOTATION } from './constants.js';
-import { isObject, type JsonObject } from './json.js';
+import { isObject, type JsonObject, MAX_MERGED_JSON_DEPTH, nestedDeeperThan } from './json.js';
 import { own, type StringMap } from './labels.js';
 import { applyProxyConfigAnnotation, parseProxyConfigAnnotation, type ProxyConfig } from './proxy-config.js';
 
@@ -163,6 +163,7 @@ function parseNamedSpecs(value: string): Record<string, JsonObject> | string {
   if (!isObject(parsed) || Object.values(parsed).some((v) => !isObject(v))) {
     return 'expected a JSON object mapping names to specs';
   }
+  if (nestedDeeperThan(parsed, MAX_MERGED_JSON_DEPTH)) return `nested deeper than ${MAX_MERGED_JSON_DEPTH} levels`;
   return parsed as Record<string, JsonObject>;
 }
 

@@ -285,7 +285,8 @@ export function inject(input: InjectInput): InjectResult {
     }
     if (Object.keys(probers).length || priorProbers !== undefined) {
       updateProxy(finalSpec, (p) => {
-        const value = appProbersEnv(probers, envValue(p, 'ISTIO_KUBE_APP_PROBERS') ?? priorProbers);
+        // The previous injection's record, then the value of a user's own istio-proxy, which wins when readable.
+        const value = appProbersEnv(probers, [priorProbers, envValue(p, 'ISTIO_KUBE_APP_PROBERS')]);
         return value === undefined ? p : setEnv(p, 'ISTIO_KUBE_APP_PROBERS', value);
       });
     }

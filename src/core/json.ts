@@ -25,3 +25,23 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * How deep JSON the core merges into the pod may nest: an annotation's, or a user's own istio-proxy or istio-init.
+ * Pod fields nest a handful of levels (a projected volume, the deepest, about eight); JSON.stringify and the
+ * recursive walks of merge and diff overflow the stack at a few thousand, which a request could otherwise reach:
+ * such values are refused instead.
+ */
+export const MAX_MERGED_JSON_DEPTH = 64;
+
+/** Whether arrays and objects in `value` nest more than `limit` levels; iterative, so any depth is safe to ask. */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 1]];
+  while (pending.length > 0) {
+    const [item, depth] = pending.pop() as [unknown, number];
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
+}

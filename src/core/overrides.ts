@@ -2,8 +2,9 @@
 // user's container is merged field by field on top of what the template renders ("image: auto" keeps the
 // injected image), and is recorded in proxy.istio.io/overrides so that a later re-injection applies it again.
 
+import { InvalidPodError } from '../errors.js';
 import { ANNOTATION, INIT_CONTAINER, PROXY_CONTAINER, VALIDATION_CONTAINER } from './constants.js';
-import { isObject, type Json, type JsonObject } from './json.js';
+import { isObject, type Json, type JsonObject, MAX_MERGED_JSON_DEPTH, nestedDeeperThan } from './json.js';
 import { own, type StringMap } from './labels.js';
 import { copyOf, strategicMerge } from './merge.js';
 
@@ -39,7 +40,7 @@ export function takeOverrides(
   if (recorded !== undefined && recorded.startsWith('{')) {
     try {
       const parsed = JSON.parse(recorded) as unknown;
-      if (isObject(parsed)) {
+      if (isObject(parsed) && !nestedDeeperThan(parsed, MAX_MERGED_JSON_DEPTH)) {
         for (const field of ['containers', 'initContainers'] as const) {
           const list = parsed[field];
           if (!Array.isArray(list)) continue;
@@ -59,7 +60,13 @@ export function takeOverrides(
       if (!OVERRIDABLE.has(name) || previouslyInjected.has(name)) continue;
       overrides.names.add(name);
       overrides.origin.set(name, field);
-      if (!overrides.recorded) overrides.overlays.set(name, overlayOf(c));
+      // The record holds only what a template rendered; a container of the user's that none renders is its own
+      // overlay, re-injection or not.
+      if (overrides.overlays.has(name)) continue;
+      if (nestedDeeperThan(c, MAX_MERGED_JSON_DEPTH)) {
+        throw new InvalidPodError(`spec.${field}: container ${name} is nested deeper than ${MAX_MERGED_JSON_DEPTH} levels`);
+      }
+      overrides.overlays.set(name, overlayOf(c));
     }
   }
   return overrides;

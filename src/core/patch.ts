@@ -17,6 +17,8 @@ export interface Operation {
 
 /** RFC 6901: "~" becomes "~0" and "/" becomes "~1" in a JSON pointer segment. */
 export function escapePointer(key: string): string {
+  // Almost no key needs escaping; testing first spares a regular expression per key of the diff.
+  if (!key.includes('~') && !key.includes('/')) return key;
   return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 

@@ -116,15 +116,20 @@ export function rewriteProbes(containers: JsonObject[], statusPort: number, prob
   return changed ? out : containers;
 }
 
-/** ISTIO_KUBE_APP_PROBERS: keys sorted; an existing value's entries win (re-injection keeps what the agent knew). */
-export function appProbersEnv(probers: AppProbers, existing: string | undefined): string | undefined {
+/**
+ * ISTIO_KUBE_APP_PROBERS: keys sorted; entries of existing values win over the new probers (re-injection keeps what
+ * the agent knew), later values over earlier ones. An unreadable value adds nothing: a user's garbage must not erase
+ * the previous injection's record.
+ */
+export function appProbersEnv(probers: AppProbers, earlier: readonly (string | undefined)[]): string | undefined {
   let merged: Record<string, Json> = { ...probers };
-  if (existing) {
+  for (const existing of earlier) {
+    if (!existing) continue;
     try {
       const previous = JSON.parse(existing) as unknown;
       if (isObject(previous)) merged = { ...merged, ...(previous as Record<string, Json>) };
     } catch {
-      // An unreadable previous value is replaced by the new one.
+      // Unreadable: ignored.
     }
   }
   const keys = Object.keys(merged).sort();

@@ -28,7 +28,8 @@ export interface AppOptions {
   validateBootstrap?: BootstrapValidation;
   /**
    * Aborted when shutdown begins. /readyz fails from then on while requests are still served, so the Service
-   * stops sending new connections before the server stops accepting them.
+   * stops sending new connections before the server stops accepting them; reviews are answered with
+   * Connection: close from then on too (see `draining`).
    */
   shutdown?: AbortSignal;
   /** More series for /metrics, in the Prometheus text format (the caBundle patcher's counters). */
@@ -41,6 +42,9 @@ export interface AppOptions {
 const REQUEST_TIMEOUT_MS = 10_000;
 // The API server sends its headers in one write; only a stalled or hostile client needs more than a few seconds.
 const HEADERS_TIMEOUT_MS = 5_000;
+// The TLS handshake, before the headers, gets what the API server waits for it: Node's default of 120 s would let
+// a client that connects and stalls, or trickles its hello, hold the socket that long.
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 // Node checks the two timeouts above on this interval (default 30 s, which would let a stalled request live 40 s).
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 // Longer than the API server's idle timeout for webhook connections (Go's 90 s IdleConnTimeout), so the client,
@@ -55,6 +59,8 @@ const IDLE_CLOSE_INTERVAL_MS = 100;
 const DENIED_STATUS_CODE = 400;
 
 const INJECT_USAGE = 'POST an AdmissionReview to /inject';
+/** What Fastify sets for a JSON object; set by hand for answers sent as JSON text. */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 /** Fastify's errors mapped to the outcome they mean; anything else is ours, hence internal. */
 function outcomeOfError(error: FastifyError): Outcome {
@@ -104,6 +110,7 @@ export function buildApp(options: AppOptions) {
       key: options.tls.key,
       cert: options.tls.cert,
       minVersion: 'TLSv1.2',
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       headersTimeout: HEADERS_TIMEOUT_MS,
       connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
     },
@@ -124,9 +131,12 @@ export function buildApp(options: AppOptions) {
   // Fastify parses text/plain by default, which would let a JSON route accept it.
   app.removeContentTypeParser('text/plain');
 
-  // Once closing, every answer says Connection: close, including those to requests already in flight (Fastify
-  // marks only requests that arrive later): the client then does not send another request on a connection we
-  // are about to close, a POST Go's client would not retry.
+  // From the start of shutdown, every answer says Connection: close, including those to requests already in
+  // flight (Fastify marks only requests that arrive once it closes): the client then does not send another
+  // request on a connection we are about to close, a POST Go's client would not retry. Not only once closing: a
+  // busy kept-alive client always has its next request on the wire, which Node counts as idle until it reads it,
+  // so closing idle connections would reset that request. Told at shutdown, busy clients are on new connections
+  // by the time the drain begins.
   let draining = false;
   app.addHook('preClose', (done) => {
     draining = true;
@@ -149,7 +159,7 @@ export function buildApp(options: AppOptions) {
     fields.decision = outcome;
     fields.durationMs = Math.round(durationMs * 1000) / 1000;
     logger[row.logLevel](fields, 'review');
-    if (draining) reply.header('connection', 'close');
+    if (draining || options.shutdown?.aborted) reply.header('connection', 'close');
     reply.code(row.httpStatus).send(body);
   }
 
@@ -161,6 +171,7 @@ export function buildApp(options: AppOptions) {
     fields: ReviewLogFields,
     skipReason?: SkipReason,
   ): void {
+    reply.type(JSON_CONTENT_TYPE);
     finish(reply, outcome, encodeAdmissionReview(review, verdict), fields, skipReason);
   }
 

@@ -1,12 +1,14 @@
-// A small fake Kubernetes API server on loopback, for the certificate tests. It implements only what the server
-// calls, with the API server's semantics for what the tests are about: Secrets get/create/replace, where create
-// answers 409 AlreadyExists for an existing name and replace answers 409 Conflict for a stale resourceVersion;
-// MutatingWebhookConfigurations get and JSON patch (a failed `test` operation refuses the whole patch); and an
-// empty namespace list with a watch that stays open, for the namespace informer. A real API server comes with
-// the e2e issue.
+// A small fake Kubernetes API server on loopback, for the certificate and namespace informer tests. It implements
+// only what the server calls, with the API server's semantics for what the tests are about: Secrets
+// get/create/replace, where create answers 409 AlreadyExists for an existing name and replace answers 409 Conflict
+// for a stale resourceVersion; MutatingWebhookConfigurations get and JSON patch (a failed `test` operation refuses
+// the whole patch); and namespaces listed and watched as the namespace informer does: none unless a test puts
+// some, each change sent to open watches, and a watch first sent every change after the resourceVersion it names
+// (410 Expired once that history is compacted). A real API server comes with the e2e issue.
 //
-// Tests can hold requests at a barrier (so that two replicas really race), edit objects behind the server's back
-// (someone blanking a caBundle), and read the log of every request with its status.
+// Tests can hold requests at a barrier (so that two replicas really race), fail the next requests that match,
+// edit objects behind the server's back (someone blanking a caBundle, relabelling a namespace), drop the open
+// namespace watches, and read the log of every request with its status.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,12 +37,32 @@ interface Barrier {
   released?: Promise<void>;
 }
 
+/** A list or watch of namespaces, logged as it was answered (a watch once its head was sent). */
+export interface NamespaceRequest {
+  kind: 'list' | 'watch';
+  /** The resourceVersion a watch asked to start from. */
+  resourceVersion: string | null;
+  /** The HTTP status; for a watch told its resourceVersion is too old, the 410 of the ERROR event it was sent. */
+  status: number;
+  /** performance.now() when it was answered. */
+  at: number;
+}
+
+interface Failure {
+  matches(method: string, path: string): boolean;
+  count: number;
+  code: number;
+}
+
+type WatchEvent = { type: 'ADDED' | 'MODIFIED'; object: KubeObject };
+
 export interface HeldRequest {
   /** Resolves when the request has arrived and is being held. */
   arrived: Promise<void>;
   release(): void;
 }
 
+const NAMESPACES = '/api/v1/namespaces';
 const SECRET = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/;
 const WEBHOOK_CONFIGURATION = /^\/apis\/admissionregistration\.k8s\.io\/v1\/mutatingwebhookconfigurations\/([^/]+)$/;
 
@@ -62,9 +84,17 @@ async function bodyOf(req: IncomingMessage): Promise<unknown> {
 
 export class FakeKubeApi {
   readonly requests: LoggedRequest[] = [];
+  readonly namespaceRequests: NamespaceRequest[] = [];
   private readonly secrets = new Map<string, KubeObject>();
   private readonly webhookConfigurations = new Map<string, KubeObject>();
+  private readonly namespaces = new Map<string, KubeObject>();
+  /** Every namespace change since the history was last compacted, oldest first. */
+  private namespaceHistory: WatchEvent[] = [];
+  /** A watch from a resourceVersion older than this cannot be resumed. */
+  private namespaceHistoryStart = 0;
+  private readonly namespaceWatches = new Set<ServerResponse>();
   private readonly barriers: Barrier[] = [];
+  private readonly failures: Failure[] = [];
   private resourceVersion = 100;
   private readonly server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://fake').pathname;
@@ -127,6 +157,35 @@ current-context: fake
     return { arrived: arrival, release };
   }
 
+  /** Answers the next `count` requests that match with `code`, as an API server that is unavailable for a while. */
+  fail(count: number, method: string, pathPattern: RegExp, code = 503): void {
+    this.failures.push({ matches: (m, p) => m === method && pathPattern.test(p), count, code });
+  }
+
+  /** Creates or relabels a namespace, as kubectl would; open watches are sent the change. */
+  putNamespace(name: string, labels: Record<string, string>): void {
+    const type = this.namespaces.has(name) ? 'MODIFIED' : 'ADDED';
+    const object = this.stamped({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { ...labels } } });
+    this.namespaces.set(name, object);
+    const event: WatchEvent = { type, object };
+    this.namespaceHistory.push(event);
+    for (const watch of this.namespaceWatches) watch.write(`${JSON.stringify(event)}\n`);
+  }
+
+  /** Cuts every open namespace watch, as a network failure or a restarting API server would. */
+  dropNamespaceWatches(): number {
+    const dropped = this.namespaceWatches.size;
+    for (const watch of this.namespaceWatches) watch.socket?.destroy();
+    this.namespaceWatches.clear();
+    return dropped;
+  }
+
+  /** Forgets the namespace history so far, as etcd compaction does: a watch resuming from before now gets 410. */
+  compactNamespaceHistory(): void {
+    this.namespaceHistory = [];
+    this.namespaceHistoryStart = this.resourceVersion;
+  }
+
   secret(namespace: string, name: string): KubeObject | undefined {
     return this.secrets.get(`${namespace}/${name}`);
   }
@@ -177,21 +236,54 @@ current-context: fake
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, method: string, path: string): Promise<void> {
+    const failure = this.failures.find((f) => f.count > 0 && f.matches(method, path));
+    if (failure) {
+      if (--failure.count === 0) this.failures.splice(this.failures.indexOf(failure), 1);
+      if (path === NAMESPACES) this.logNamespaceRequest(req, failure.code);
+      return status(res, failure.code, 'ServiceUnavailable', 'the fake API server is failing this request on purpose');
+    }
     const secret = SECRET.exec(path);
     if (secret) return this.handleSecret(req, res, method, secret[1] as string, secret[2]);
     const configuration = WEBHOOK_CONFIGURATION.exec(path);
     if (configuration) return this.handleWebhookConfiguration(req, res, method, configuration[1] as string);
-    if (path === '/api/v1/namespaces' && method === 'GET') {
-      // A watch never ends here; a list is empty. Enough for the namespace informer to become ready.
-      if (new URL(req.url ?? '/', 'http://fake').searchParams.get('watch') === 'true') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.flushHeaders();
-        return;
-      }
-      const metadata = { resourceVersion: String(this.resourceVersion) };
-      return send(res, 200, { apiVersion: 'v1', kind: 'NamespaceList', metadata, items: [] });
-    }
+    if (path === NAMESPACES && method === 'GET') return this.handleNamespaces(req, res);
     status(res, 404, 'NotFound', `the fake API server does not serve ${method} ${path}`);
+  }
+
+  private logNamespaceRequest(req: IncomingMessage, code: number): void {
+    const query = new URL(req.url ?? '/', 'http://fake').searchParams;
+    this.namespaceRequests.push({
+      kind: query.get('watch') === 'true' ? 'watch' : 'list',
+      resourceVersion: query.get('resourceVersion'),
+      status: code,
+      at: performance.now(),
+    });
+  }
+
+  private handleNamespaces(req: IncomingMessage, res: ServerResponse): void {
+    const query = new URL(req.url ?? '/', 'http://fake').searchParams;
+    if (query.get('watch') !== 'true') {
+      this.logNamespaceRequest(req, 200);
+      const metadata = { resourceVersion: String(this.resourceVersion) };
+      return send(res, 200, { apiVersion: 'v1', kind: 'NamespaceList', metadata, items: [...this.namespaces.values()] });
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.flushHeaders();
+    const from = Number(query.get('resourceVersion') || this.resourceVersion);
+    const expired = from < this.namespaceHistoryStart;
+    this.logNamespaceRequest(req, expired ? 410 : 200);
+    if (expired) {
+      const message = `too old resource version: ${from} (${this.namespaceHistoryStart})`;
+      const object = { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason: 'Expired', code: 410 };
+      res.end(`${JSON.stringify({ type: 'ERROR', object })}\n`);
+      return;
+    }
+    // Stays open: changes made later are written by putNamespace.
+    for (const event of this.namespaceHistory) {
+      if (Number(event.object.metadata.resourceVersion) > from) res.write(`${JSON.stringify(event)}\n`);
+    }
+    this.namespaceWatches.add(res);
+    res.on('close', () => this.namespaceWatches.delete(res));
   }
 
   private async handleSecret(req: IncomingMessage, res: ServerResponse, method: string, namespace: string, name: string | undefined) {
