@@ -20,6 +20,9 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 ENV NODE_ENV=production
+# V8 sizes its young generation from the machine's memory; capped, RSS stays flat near 125 MiB over a million
+# reviews at the same throughput (docs/performance.md), instead of about 220 MiB on a large node.
+ENV NODE_OPTIONS=--max-semi-space-size=8
 USER 65532:65532
 EXPOSE 9443
 ENTRYPOINT ["node", "/app/dist/cli/main.js"]
