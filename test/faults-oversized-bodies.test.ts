@@ -18,10 +18,8 @@ import {
   startServeWithCertificates,
   tally,
 } from './helpers/load.js';
+import { REQUEST_TIMEOUT_MS, TIMEOUT_CHECK_INTERVAL_MS } from '../src/server/app.js';
 
-/** app.ts's REQUEST_TIMEOUT_MS, and the interval at which Node checks it. */
-const REQUEST_TIMEOUT_MS = 10_000;
-const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const CHUNK = Buffer.alloc(256 * 1024, ' ');
 const TOO_LARGE = { error: 'too-large', message: OUTCOMES['too-large'].message };
 

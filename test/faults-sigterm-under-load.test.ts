@@ -21,10 +21,9 @@ import {
 } from './helpers/load.js';
 import { podWith } from './helpers/pods.js';
 import { until } from './helpers/self-managed.js';
+import { EXIT_GRACE_MS } from '../src/cli/serve.js';
 
 const SHUTDOWN_DELAY_MS = 1_500;
-/** serve's EXIT_GRACE_MS. */
-const EXIT_GRACE_MS = 1_000;
 const WORKERS = 6;
 const WARM_UP_MS = 1_000;
 const SLOW_REVIEWS = 8;

@@ -22,12 +22,8 @@ import {
   tally,
 } from './helpers/load.js';
 import { until } from './helpers/self-managed.js';
+import { HANDSHAKE_TIMEOUT_MS, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, TIMEOUT_CHECK_INTERVAL_MS } from '../src/server/app.js';
 
-/** app.ts's HANDSHAKE_TIMEOUT_MS, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS and the interval of the last two's check. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
-const HEADERS_TIMEOUT_MS = 5_000;
-const REQUEST_TIMEOUT_MS = 10_000;
-const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 /** What a busy machine may add to a timeout before the close reaches the client. */
 const CLOSE_MARGIN_MS = 5_000;
 const TRICKLE_INTERVAL_MS = 250;

@@ -4,70 +4,34 @@
 // With KUBECONFIG set: namespace labels come from the cluster (here a fake API server serving only the
 // namespace list, and hanging every watch before its response begins; a real one comes in a later issue).
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdmissionReviewAnswer } from '../src/admission/encode.js';
 import { applyAnswer, containerNames } from './helpers/admission.js';
 import { json, JSON_CONTENT_TYPE, send, type TestServer } from './helpers/https.js';
+import { type ServeProcess, startServe as startServeProcess } from './helpers/serve-process.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const example = readFileSync(join(root, 'examples/admission-review-v1.json'), 'utf8');
 const scratch = mkdtempSync(join(tmpdir(), 'sidecar-injector-serve-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
-interface Serving {
-  child: ChildProcess;
-  port: number;
+interface Serving extends ServeProcess {
   certDir: string;
-  /** Every line logged so far, parsed. */
-  lines: Record<string, unknown>[];
-  exited: Promise<number | null>;
   /** What the helpers need to call it over HTTPS, trusting the CA it generated. */
   target(): TestServer;
 }
 
-/** Starts `serve` with the given extra flags and environment, and waits for its startup line. */
+/** Starts `serve` with its own certificate folder and the given extra flags and environment. */
 async function startServe(flags: string[], env: Record<string, string | undefined>): Promise<Serving> {
   const certDir = mkdtempSync(join(scratch, 'certs-'));
-  const port = await freePort();
-  const childEnv = { ...process.env, KUBECONFIG: undefined, KUBERNETES_SERVICE_HOST: undefined, ...env };
-  const child = spawn(
-    process.execPath,
-    ['bin/sidecar-injector.js', 'serve', '--port', String(port), '--cert-dir', certDir, ...flags],
-    { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const lines: Record<string, unknown>[] = [];
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  let pending = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const parts = (pending + chunk.toString('utf8')).split('\n');
-      pending = parts.pop() ?? '';
-      for (const part of parts) {
-        const line = JSON.parse(part) as Record<string, unknown>;
-        lines.push(line);
-        if (String(line.msg).startsWith('sidecar-injector serving')) resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
-  });
-  const target = () => ({ port, ca: readFileSync(join(certDir, 'ca.crt'), 'utf8') }) as TestServer;
-  return { child, port, certDir, lines, exited, target };
+  const serving = await startServeProcess(['--cert-dir', certDir, ...flags], env);
+  const target = () => ({ port: serving.port, ca: readFileSync(join(certDir, 'ca.crt'), 'utf8') }) as TestServer;
+  return { ...serving, certDir, target };
 }
 
 const postExample = (serving: Serving, body: string) =>
@@ -118,7 +82,7 @@ describe('sidecar-injector serve without cluster access', () => {
 
   it('drains and exits 0 on SIGTERM', async () => {
     serving.child.kill('SIGTERM');
-    expect(await serving.exited).toBe(0);
+    expect((await serving.exited).code).toBe(0);
     expect(serving.lines.map((line) => line.msg)).toContain('stopped');
   });
 });
@@ -167,6 +131,6 @@ current-context: fake
 
   it('exits 0 on SIGTERM even though its watch request hangs', async () => {
     serving.child.kill('SIGTERM');
-    expect(await serving.exited).toBe(0);
+    expect((await serving.exited).code).toBe(0);
   });
 });

@@ -14,10 +14,9 @@ import { admissionReview } from './helpers/admission.js';
 import { rawTls, readRawResponse, send, type TestServer } from './helpers/https.js';
 import { podWith } from './helpers/pods.js';
 import { type ServeProcess, startServe } from './helpers/serve-process.js';
+import { EXIT_GRACE_MS } from '../src/cli/serve.js';
 
 const SHUTDOWN_DELAY_MS = 1_000;
-/** serve's EXIT_GRACE_MS. */
-const EXIT_GRACE_MS = 1_000;
 const PROBE_INTERVAL_MS = 25;
 
 const scratch = mkdtempSync(join(tmpdir(), 'sidecar-injector-sigterm-'));

@@ -40,7 +40,7 @@ const DEFAULT_SERVICE_NAMESPACE = 'istio-system';
 // Every interface, IPv4 and IPv6: in a pod the API server dials the pod IP.
 const LISTEN_HOST = '::';
 /** How long the process may linger after shutdown for requests to the API server that we cannot abort. */
-const EXIT_GRACE_MS = 1_000;
+export const EXIT_GRACE_MS = 1_000;
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
 const DAY_MS = 24 * UNIT_MS.h;

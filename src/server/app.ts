@@ -39,14 +39,14 @@ export interface AppOptions {
 // ---- limits ---------------------------------------------------------------------------------------------------
 // The API server gives up on a webhook after timeoutSeconds (10 s by default, Istio's chart keeps it): a request
 // still arriving after that is answered to no one, so it may hold a socket no longer.
-const REQUEST_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 10_000;
 // The API server sends its headers in one write; only a stalled or hostile client needs more than a few seconds.
-const HEADERS_TIMEOUT_MS = 5_000;
+export const HEADERS_TIMEOUT_MS = 5_000;
 // The TLS handshake, before the headers, gets what the API server waits for it: Node's default of 120 s would let
 // a client that connects and stalls, or trickles its hello, hold the socket that long.
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
 // Node checks the two timeouts above on this interval (default 30 s, which would let a stalled request live 40 s).
-const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+export const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 // Longer than the API server's idle timeout for webhook connections (Go's 90 s IdleConnTimeout), so the client,
 // not we, closes an idle connection: otherwise a POST can race our close and fail, and Go does not retry a POST.
 // Shutdown does not wait for it: closeGracefully closes idle connections itself.
