@@ -18,6 +18,7 @@ import { configFor, container, podWith, review } from './helpers/pods.js';
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..');
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'netns');
+const REPO_ROOT = join(import.meta.dirname, '..');
 
 const POD_IP = '10.250.0.2';
 const PEER_IP = '10.250.0.1';
@@ -166,7 +167,7 @@ describe.skipIf(skipReason !== undefined)(
         const flags = istioInitArgs().slice(1);
         const applied = await ipNetnsExec(
           pod,
-          [process.execPath, '--import', 'tsx', join(FIXTURES, 'iptables-command.ts'), ...flags],
+          [process.execPath, join(REPO_ROOT, 'bin', 'sidecar-injector.js'), 'iptables', ...flags],
           { ...process.env, FORCE_IPTABLES_BINARY: backend },
         );
         expect(applied).toMatch(new RegExp(`^iptables-${backend}-restore --noflush: \\d+ rules$`, 'm'));

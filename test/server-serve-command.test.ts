@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdmissionReviewAnswer } from '../src/admission/encode.js';
 import { applyAnswer, containerNames } from './helpers/admission.js';
+import { writeFakeKubeconfig } from './helpers/fake-kube-api.js';
 import { json, JSON_CONTENT_TYPE, send, type TestServer } from './helpers/https.js';
 import { type ServeProcess, startServe as startServeProcess } from './helpers/serve-process.js';
 
@@ -100,16 +101,7 @@ describe('sidecar-injector serve with KUBECONFIG', () => {
     });
     await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
     const kubeconfig = join(scratch, 'kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: "http://127.0.0.1:${(api.address() as AddressInfo).port}", insecure-skip-tls-verify: true}}]
-users: [{name: fake, user: {token: fake-token}}]
-contexts: [{name: fake, context: {cluster: fake, user: fake}}]
-current-context: fake
-`,
-    );
+    writeFakeKubeconfig(kubeconfig, `http://127.0.0.1:${(api.address() as AddressInfo).port}`);
     serving = await startServe([], { KUBECONFIG: kubeconfig });
   }, 30_000);
   afterAll(async () => {

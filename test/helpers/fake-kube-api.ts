@@ -82,6 +82,20 @@ async function bodyOf(req: IncomingMessage): Promise<unknown> {
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }
 
+/** A kubeconfig file for a plain-HTTP fake API server at `url` (the client needs TLS verification off for it). */
+export function writeFakeKubeconfig(path: string, url: string): void {
+  writeFileSync(
+    path,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "${url}", insecure-skip-tls-verify: true}}]
+users: [{name: fake, user: {token: fake-token}}]
+contexts: [{name: fake, context: {cluster: fake, user: fake}}]
+current-context: fake
+`,
+  );
+}
+
 export class FakeKubeApi {
   readonly requests: LoggedRequest[] = [];
   readonly namespaceRequests: NamespaceRequest[] = [];
@@ -127,16 +141,7 @@ export class FakeKubeApi {
 
   /** The same, as a kubeconfig file for a spawned `serve`. */
   writeKubeconfig(path: string): void {
-    writeFileSync(
-      path,
-      `apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: "${this.url}", insecure-skip-tls-verify: true}}]
-users: [{name: fake, user: {token: fake-token}}]
-contexts: [{name: fake, context: {cluster: fake, user: fake}}]
-current-context: fake
-`,
-    );
+    writeFakeKubeconfig(path, this.url);
   }
 
   /**
