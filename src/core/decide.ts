@@ -61,9 +61,9 @@ interface Route {
 export function decide(input: DecideInput, explain = false): Decision {
   const steps: string[] | undefined = explain ? [] : undefined;
   const warnings: string[] = [];
-  const step = (s: string) => steps?.push(s);
+  // steps?.push(...) below: without `explain`, the explanation's strings are never built.
   const finish = (inject: boolean, reason: Reason, message: string, revision: string): Decision => {
-    step(`${inject ? 'inject' : 'skip'}: ${message}`);
+    steps?.push(`${inject ? 'inject' : 'skip'}: ${message}`);
     return steps ? { inject, reason, message, revision, warnings, steps } : { inject, reason, message, revision, warnings };
   };
   const { config, namespace, metadata } = input;
@@ -73,11 +73,11 @@ export function decide(input: DecideInput, explain = false): Decision {
   if (input.hostNetwork) {
     return finish(false, SkipReason.HOST_NETWORK, 'the pod uses the host network (spec.hostNetwork: true)', '');
   }
-  step('spec.hostNetwork is not set');
+  steps?.push('spec.hostNetwork is not set');
   if (IGNORED_NAMESPACES.has(namespace)) {
     return finish(false, SkipReason.IGNORED_NAMESPACE, `namespace ${namespace} is never injected`, '');
   }
-  step(`namespace ${namespace || '(none)'} is not one of ${[...IGNORED_NAMESPACES].join(', ')}`);
+  steps?.push(`namespace ${namespace || '(none)'} is not one of ${[...IGNORED_NAMESPACES].join(', ')}`);
 
   // The sidecar.istio.io/inject label wins over the annotation whenever it is present, even with a bad value.
   const injectLabel = own(podLabels, LABEL.inject);
@@ -94,7 +94,7 @@ export function decide(input: DecideInput, explain = false): Decision {
     if (explicit === 'false') {
       return finish(false, SkipReason.POD_OPTED_OUT, `the pod ${explicitSource} sidecar.istio.io/inject is "false"`, '');
     }
-    step('manual injection: namespace labels, selectors and policy do not apply');
+    steps?.push('manual injection: namespace labels, selectors and policy do not apply');
     return finish(
       true,
       InjectReason.MANUAL_INJECTION,
@@ -102,7 +102,7 @@ export function decide(input: DecideInput, explain = false): Decision {
       revisionLabel(config),
     );
   } else {
-    const routed = routeToRevision(input.namespaceLabels, podLabels, podAnnotations, config, step);
+    const routed = routeToRevision(input.namespaceLabels, podLabels, podAnnotations, config, steps);
     if ('skip' in routed) return finish(false, routed.skip, routed.message, '');
     route = routed;
   }
@@ -117,14 +117,14 @@ export function decide(input: DecideInput, explain = false): Decision {
       route.target,
     );
   }
-  step(`this server answers for ${route.target === revisionLabel(config) ? `revision ${route.target}` : `tag ${route.target} of revision ${revisionLabel(config)}`}`);
+  steps?.push(`this server answers for ${route.target === revisionLabel(config) ? `revision ${route.target}` : `tag ${route.target} of revision ${revisionLabel(config)}`}`);
 
   // istiod's injectRequired: explicit value, then never/always selectors, then policy.
   if (explicit === 'false') {
     return finish(false, SkipReason.POD_OPTED_OUT, `the pod ${explicitSource} sidecar.istio.io/inject is "false"`, route.target);
   }
   if (explicit === 'true') {
-    step(`the pod ${explicitSource} sidecar.istio.io/inject is "true", so selectors and policy do not apply`);
+    steps?.push(`the pod ${explicitSource} sidecar.istio.io/inject is "true", so selectors and policy do not apply`);
     return finish(true, route.reason, route.message, route.target);
   }
   const never = config.neverInjectSelector.findIndex((s) => selectorMatches(s, podLabels));
@@ -138,7 +138,7 @@ export function decide(input: DecideInput, explain = false): Decision {
   }
   const always = config.alwaysInjectSelector.findIndex((s) => selectorMatches(s, podLabels));
   if (always >= 0) {
-    step(`the pod labels match alwaysInjectSelector[${always}]`);
+    steps?.push(`the pod labels match alwaysInjectSelector[${always}]`);
     return finish(
       true,
       InjectReason.ALWAYS_INJECT_SELECTOR,
@@ -154,7 +154,7 @@ export function decide(input: DecideInput, explain = false): Decision {
       route.target,
     );
   }
-  step('the policy is enabled');
+  steps?.push('the policy is enabled');
   return finish(true, route.reason, route.message, route.target);
 }
 
@@ -166,7 +166,7 @@ function routeToRevision(
   podLabels: StringMap | undefined,
   podAnnotations: StringMap | undefined,
   config: InjectorConfig,
-  step: (s: string) => void,
+  steps: string[] | undefined,
 ): Route | Skip {
   const injection = own(namespaceLabels, LABEL.injection);
   const namespaceRev = own(namespaceLabels, LABEL.rev);
@@ -181,7 +181,7 @@ function routeToRevision(
         message: `the namespace label istio-injection is "${injection}" (only "enabled" enables injection)`,
       };
     }
-    if (namespaceRev !== undefined) step(`namespace label istio-injection=enabled wins over istio.io/rev=${namespaceRev}`);
+    if (namespaceRev !== undefined) steps?.push(`namespace label istio-injection=enabled wins over istio.io/rev=${namespaceRev}`);
     if (podInject === 'false') return optedOut;
     return {
       target: DEFAULT_REVISION,
@@ -197,7 +197,7 @@ function routeToRevision(
       message: `the namespace label istio.io/rev=${namespaceRev} selects revision ${namespaceRev}`,
     };
   }
-  step('the namespace has neither istio-injection nor istio.io/rev');
+  steps?.push('the namespace has neither istio-injection nor istio.io/rev');
   if (podInject === 'false') return optedOut;
   if (podRev !== undefined) {
     return {

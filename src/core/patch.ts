@@ -17,9 +17,9 @@ export interface Operation {
 
 /** RFC 6901: "~" becomes "~0" and "/" becomes "~1" in a JSON pointer segment. */
 export function escapePointer(key: string): string {
-  // Almost no key needs escaping; testing first spares a regular expression per key of the diff.
-  if (!key.includes('~') && !key.includes('/')) return key;
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+  // Most keys need no escaping, and Kubernetes' label and annotation keys only the "/" of their prefix.
+  if (!key.includes('~')) return key.includes('/') ? key.replaceAll('/', '~1') : key;
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
 const nameOf = (item: Json | undefined) => (isObject(item) && typeof item.name === 'string' ? item.name : undefined);
@@ -35,7 +35,8 @@ function diffArray(path: string, before: Json[], after: Json[], ops: Operation[]
   let kept = 0;
   for (let i = 0; i < after.length; i++) {
     if (kept < before.length && sameSlot(before[kept], after[i])) {
-      diff(`${path}/${i}`, before[kept], after[i], ops);
+      // Unchanged items (most of them) are skipped before their path is built.
+      if (before[kept] !== after[i]) diff(`${path}/${i}`, before[kept], after[i], ops);
       kept++;
     } else {
       ops.push({ op: 'add', path: `${path}/${i}`, value: after[i] });
@@ -55,10 +56,12 @@ function diffObject(path: string, before: JsonObject, after: JsonObject, ops: Op
   for (const key of Object.keys(after)) {
     const value = after[key];
     if (value === undefined) continue;
-    if (!Object.hasOwn(before, key) || before[key] === undefined) {
+    const previous = before[key];
+    if (previous === value) continue;
+    if (previous === undefined || !Object.hasOwn(before, key)) {
       ops.push({ op: 'add', path: `${path}/${escapePointer(key)}`, value });
     } else {
-      diff(`${path}/${escapePointer(key)}`, before[key], value, ops);
+      diff(`${path}/${escapePointer(key)}`, previous, value, ops);
     }
   }
 }
