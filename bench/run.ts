@@ -58,7 +58,11 @@ const { values: flags } = parseArgs({
 const rounds = flags.quick ? 1 : Number(flags.rounds ?? 3);
 const saturationSeconds = flags.quick ? 3 : 8;
 const latencySeconds = flags.quick ? 4 : 10;
-const latencyWarmUpSeconds = 2;
+// Latency is that of a server settled at the fixed rate. Straight after the saturation runs V8 re-tiers code and
+// resizes its heap, and for some seconds its compiler and marking threads, on the server's one core, stall the main
+// thread for 5-13 ms at a time (seen in --cpu-prof as gaps between samples): with a 2 s warm-up the first run of a
+// workload showed p99 of 10-30 ms for (b) that the next run at the same rate did not (1.2 ms).
+const latencyWarmUpSeconds = flags.quick ? 4 : 10;
 const nodeOptions = flags['node-options'] ?? (await imageNodeOptions());
 
 const median = (values: number[]): number => {
