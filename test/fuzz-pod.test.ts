@@ -140,4 +140,25 @@ describe('pods the fuzzer broke the core with', () => {
     const once = reviewPodAndApply(pod, CONFIGS.default as InjectorConfig, optedIn).pod;
     expect(reviewPodAndApply(once, CONFIGS.default as InjectorConfig, optedIn).pod).toEqual(once);
   });
+
+  it('injects a grpc-simple pod again without deleting its application container, nulls and all', () => {
+    const app = { name: 'app', image: 'app', livenessProbe: { httpGet: null, grpc: { port: 1 }, periodSeconds: null } };
+    const pod = podWith({}, { 'inject.istio.io/templates': 'grpc-simple' }, { containers: [app] });
+    const once = reviewPodAndApply(pod, CONFIGS.default as InjectorConfig, optedIn).pod;
+    const again = reviewPodAndApply(once, CONFIGS.default as InjectorConfig, optedIn);
+    expect(again.review.outcome === 'injected' && again.review.patch).toEqual([]);
+    expect((again.pod.spec as { containers: JsonObject[] }).containers.map((c) => c.name)).toEqual(['app']);
+  });
+
+  it('replaces an object holding a "__proto__" key whole, so no operation names the key and every tool applies the patch', () => {
+    // Two containers named istio-init: the injected one replaces the init container, whose "__proto__" goes.
+    const pod = podWith({}, {}, {
+      containers: [{ name: 'istio-init', image: 'custom' }, { name: 'app', image: 'app' }],
+      initContainers: [{ name: 'istio-init', securityContext: JSON.parse('{"__proto__":""}') as JsonObject }],
+    });
+    const { review: result } = reviewPodAndApply(pod, CONFIGS.default as InjectorConfig, optedIn);
+    expect(result.outcome).toBe('injected');
+    const paths = result.outcome === 'injected' ? result.patch.map((op) => op.path) : [];
+    expect(paths.filter((path) => path.split('/').includes('__proto__'))).toEqual([]);
+  });
 });

@@ -21,7 +21,7 @@ import { appProbersEnv, type AppProbers, rewriteProbes } from './probes.js';
 import { meshProxyConfig } from './proxy-config.js';
 import { findTemplate, templateNames } from './templates/index.js';
 import { istiodAddress } from './templates/sidecar.js';
-import type { BootstrapValidation, PartialPod, WorkloadRef } from './templates/template.js';
+import type { BootstrapValidation, PartialPod, Template, TemplateContext, WorkloadRef } from './templates/template.js';
 import { workloadOf } from './workload.js';
 
 export interface InjectInput {
@@ -70,6 +70,29 @@ function priorInjection(annotations: StringMap | undefined): PriorInjection {
   for (const n of names('volumes')) prior.volumes.add(n as string);
   for (const n of names('imagePullSecrets')) prior.pullSecrets.add(n as string);
   return prior;
+}
+
+/**
+ * Istio's status annotation records every container the templates rendered, and templates that merge into each
+ * application container (grpc-simple, an operator's eachContainer) render the application's own containers too.
+ * Stripping those on re-injection would delete the application, so only the containers the templates add
+ * themselves, what they render for a pod without application containers, count as injected; the proxy always does.
+ */
+function keepApplicationContainers(
+  prior: PriorInjection,
+  containers: JsonObject[],
+  templates: Template[],
+  base: Omit<TemplateContext, 'spec' | 'appContainers'>,
+): void {
+  const added = new Set<string>([PROXY_CONTAINER]);
+  for (const template of templates) {
+    const rendered = template({ ...base, spec: { containers: [] }, appContainers: [] }).spec?.containers;
+    if (Array.isArray(rendered)) for (const container of rendered) added.add(nameOf(container));
+  }
+  for (const container of containers) {
+    const name = container.name as string;
+    if (prior.containers.has(name) && !added.has(name)) prior.containers.delete(name);
+  }
 }
 
 /** A list field of the pod spec: absent or null is empty; anything else must be a list of objects. */
@@ -207,6 +230,20 @@ export function inject(input: InjectInput): InjectResult {
   // 1. Strip what a previous injection added, and set aside the user's own istio-proxy/istio-init: they are
   //    overrides, merged on top of what the templates render.
   const prior = priorInjection(annotations);
+  const ids = config.platform === 'openshift' ? openshiftIds(input.namespaceAnnotations) : undefined;
+  const base = {
+    config,
+    settings,
+    revision,
+    native,
+    namespace,
+    workload: input.workload ?? workloadOf(metadata),
+    labels,
+    annotations,
+    proxyUid: ids?.uid ?? PROXY_UID,
+    proxyGid: ids?.gid ?? PROXY_UID,
+  };
+  if (prior.containers.size) keepApplicationContainers(prior, containers, chosen, base);
   // Probes of a re-injected pod already point at the agent; what the agent knew of the originals comes along.
   const priorProbers = prior.containers.has(PROXY_CONTAINER)
     ? envValue([...containers, ...(initContainers ?? [])].find((c) => c.name === PROXY_CONTAINER), 'ISTIO_KUBE_APP_PROBERS')
@@ -224,22 +261,7 @@ export function inject(input: InjectInput): InjectResult {
   delete podAnnotations[ANNOTATION.status];
 
   // 2. Templates, each merged onto the pod in turn; what they render is recorded for the status annotation.
-  const ids = config.platform === 'openshift' ? openshiftIds(input.namespaceAnnotations) : undefined;
-  const ctx = {
-    config,
-    settings,
-    revision,
-    native,
-    namespace,
-    workload: input.workload ?? workloadOf(metadata),
-    labels,
-    annotations,
-    spec,
-    appContainers,
-    proxyUid: ids?.uid ?? PROXY_UID,
-    proxyGid: ids?.gid ?? PROXY_UID,
-    validateBootstrap: input.validateBootstrap,
-  };
+  const ctx: TemplateContext = { ...base, spec, appContainers, validateBootstrap: input.validateBootstrap };
   let merged: JsonObject = { metadata: { labels: podLabels, annotations: podAnnotations }, spec };
   let rendered: JsonObject = { spec: {} };
   for (const template of chosen) {

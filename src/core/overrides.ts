@@ -21,12 +21,34 @@ export interface Overrides {
   recorded: boolean;
 }
 
-/** The user's overlay: the container as declared, without "image: auto". */
+/**
+ * A declared container as an overlay. In a strategic merge a null deletes the field it names, but in a declared
+ * container it only means the field is not set, as istiod reads it (its typed decoding drops nulls): a user's
+ * `resources: null` must not remove the injected resources, and a recorded container must not, on re-injection,
+ * remove the null fields the first injection left in place. Depth is checked before this is called.
+ */
+function withoutNulls(value: Json): Json {
+  if (Array.isArray(value)) return value.some((item) => isObject(item) || Array.isArray(item)) ? value.map(withoutNulls) : value;
+  if (!isObject(value)) return value;
+  let out: JsonObject | undefined;
+  for (const key of Object.keys(value)) {
+    const item = value[key] as Json;
+    const cleaned = item === null ? undefined : withoutNulls(item);
+    if (cleaned === item) continue;
+    out ??= copyOf(value);
+    if (cleaned === undefined) delete out[key];
+    else out[key] = cleaned;
+  }
+  return out ?? value;
+}
+
+/** The user's overlay: the container as declared, without "image: auto" and without nulls. */
 function overlayOf(container: JsonObject): JsonObject {
-  if (container.image !== 'auto') return container;
-  const overlay = copyOf(container);
-  delete overlay.image;
-  return overlay;
+  const overlay = withoutNulls(container) as JsonObject;
+  if (overlay.image !== 'auto') return overlay;
+  const withoutImage = copyOf(overlay);
+  delete withoutImage.image;
+  return withoutImage;
 }
 
 export function takeOverrides(
@@ -45,7 +67,7 @@ export function takeOverrides(
           const list = parsed[field];
           if (!Array.isArray(list)) continue;
           for (const c of list) {
-            if (isObject(c) && typeof c.name === 'string') overrides.overlays.set(c.name, c);
+            if (isObject(c) && typeof c.name === 'string') overrides.overlays.set(c.name, withoutNulls(c) as JsonObject);
           }
         }
         overrides.recorded = overrides.overlays.size > 0;

@@ -47,7 +47,21 @@ function diffArray(path: string, before: Json[], after: Json[], ops: Operation[]
   if (!jsonEqual(before, after)) ops.push({ op: 'replace', path, value: after });
 }
 
+/**
+ * A key JavaScript patch appliers refuse in a path (fast-json-patch throws on "__proto__", and on "prototype"
+ * after "constructor"), because assigning it would change an object's prototype. The API server would apply such
+ * a path, but our patches should apply with any JSON Patch tool, JavaScript ones included.
+ */
+function holdsUnsafeKey(path: string, object: JsonObject): boolean {
+  return Object.hasOwn(object, '__proto__') || (path.endsWith('/constructor') && Object.hasOwn(object, 'prototype'));
+}
+
 function diffObject(path: string, before: JsonObject, after: JsonObject, ops: Operation[]): void {
+  // Such an object is replaced whole, so no operation's path names the key.
+  if (holdsUnsafeKey(path, before) || holdsUnsafeKey(path, after)) {
+    if (!jsonEqual(before, after)) ops.push({ op: 'replace', path, value: after });
+    return;
+  }
   for (const key of Object.keys(before)) {
     if (before[key] !== undefined && (!Object.hasOwn(after, key) || after[key] === undefined)) {
       ops.push({ op: 'remove', path: `${path}/${escapePointer(key)}` });
