@@ -141,8 +141,13 @@ describe('pods the fuzzer broke the core with', () => {
     expect(reviewPodAndApply(once, CONFIGS.default as InjectorConfig, optedIn).pod).toEqual(once);
   });
 
-  it('injects a grpc-simple pod again without deleting its application container, nulls and all', () => {
-    const app = { name: 'app', image: 'app', livenessProbe: { httpGet: null, grpc: { port: 1 }, periodSeconds: null } };
+  it('injects a grpc-simple pod again without deleting or rewriting its application container', () => {
+    const app = {
+      name: 'app',
+      image: 'app',
+      env: [{ name: 'X' }, { name: 'X', value: 'second' }],
+      livenessProbe: { httpGet: null, grpc: { port: 1 }, periodSeconds: null },
+    };
     const pod = podWith({}, { 'inject.istio.io/templates': 'grpc-simple' }, { containers: [app] });
     const once = reviewPodAndApply(pod, CONFIGS.default as InjectorConfig, optedIn).pod;
     const again = reviewPodAndApply(once, CONFIGS.default as InjectorConfig, optedIn);

@@ -17,38 +17,16 @@ export interface Overrides {
   overlays: Map<string, JsonObject>;
   /** Where each set-aside container came from, to put it back if no template renders it. */
   origin: Map<string, 'containers' | 'initContainers'>;
-  /** True when the overlays come from a previous injection's annotation, which is then kept as it is. */
+  /** True when the pod carries a previous injection's record, which is then kept as it is. */
   recorded: boolean;
 }
 
-/**
- * A declared container as an overlay. In a strategic merge a null deletes the field it names, but in a declared
- * container it only means the field is not set, as istiod reads it (its typed decoding drops nulls): a user's
- * `resources: null` must not remove the injected resources, and a recorded container must not, on re-injection,
- * remove the null fields the first injection left in place. Depth is checked before this is called.
- */
-function withoutNulls(value: Json): Json {
-  if (Array.isArray(value)) return value.some((item) => isObject(item) || Array.isArray(item)) ? value.map(withoutNulls) : value;
-  if (!isObject(value)) return value;
-  let out: JsonObject | undefined;
-  for (const key of Object.keys(value)) {
-    const item = value[key] as Json;
-    const cleaned = item === null ? undefined : withoutNulls(item);
-    if (cleaned === item) continue;
-    out ??= copyOf(value);
-    if (cleaned === undefined) delete out[key];
-    else out[key] = cleaned;
-  }
-  return out ?? value;
-}
-
-/** The user's overlay: the container as declared, without "image: auto" and without nulls. */
+/** The user's overlay: the container as declared, without "image: auto". */
 function overlayOf(container: JsonObject): JsonObject {
-  const overlay = withoutNulls(container) as JsonObject;
-  if (overlay.image !== 'auto') return overlay;
-  const withoutImage = copyOf(overlay);
-  delete withoutImage.image;
-  return withoutImage;
+  if (container.image !== 'auto') return container;
+  const overlay = copyOf(container);
+  delete overlay.image;
+  return overlay;
 }
 
 export function takeOverrides(
@@ -67,10 +45,14 @@ export function takeOverrides(
           const list = parsed[field];
           if (!Array.isArray(list)) continue;
           for (const c of list) {
-            if (isObject(c) && typeof c.name === 'string') overrides.overlays.set(c.name, withoutNulls(c) as JsonObject);
+            if (!isObject(c) || typeof c.name !== 'string') continue;
+            overrides.recorded = true;
+            // The record also holds the application containers a template merged into, as istiod writes it.
+            // They stay as the pod has them now (re-injection keeps them, see inject.ts): merging the recorded
+            // originals over them would undo the user's later edits.
+            if (OVERRIDABLE.has(c.name)) overrides.overlays.set(c.name, c);
           }
         }
-        overrides.recorded = overrides.overlays.size > 0;
       }
     } catch {
       // A damaged record is ignored: the pod's own containers are used instead.
