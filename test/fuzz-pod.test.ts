@@ -166,4 +166,12 @@ describe('pods the fuzzer broke the core with', () => {
     const paths = result.outcome === 'injected' ? result.patch.map((op) => op.path) : [];
     expect(paths.filter((path) => path.split('/').includes('__proto__'))).toEqual([]);
   });
+
+  it('injects a pod whose own istio-proxy has a null env entry instead of failing on it', () => {
+    const pod = podWith({}, {}, {
+      containers: [{ name: 'istio-proxy', image: 'custom', env: [null] }, { name: 'app', image: 'app', readinessProbe: { httpGet: { path: '/ready', port: 8080 } } }],
+    });
+    const { review: result } = reviewPodAndApply(pod, CONFIGS.default as InjectorConfig, optedIn);
+    expect(result.outcome).toBe('injected');
+  });
 });

@@ -177,9 +177,10 @@ function envValue(container: JsonObject | undefined, name: string): string | und
 }
 
 function setEnv(container: JsonObject, name: string, value: string): JsonObject {
-  const env = Array.isArray(container.env) ? (container.env as JsonObject[]) : [];
+  // A user's istio-proxy may carry anything in its env; entries that are not objects are left for the API server.
+  const env = Array.isArray(container.env) ? (container.env as Json[]) : [];
   const out = copyOf(container);
-  out.env = [...env.filter((e) => e.name !== name), { name, value }];
+  out.env = [...env.filter((e) => !(isObject(e) && e.name === name)), { name, value }];
   return out;
 }
 
