@@ -174,4 +174,11 @@ describe('pods the fuzzer broke the core with', () => {
     const { review: result } = reviewPodAndApply(pod, CONFIGS.default as InjectorConfig, optedIn);
     expect(result.outcome).toBe('injected');
   });
+
+  it("keeps the application's own scrape settings in the proxy's env when it injects a merged pod again", () => {
+    const pod = podWith({}, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9090' });
+    const once = reviewPodAndApply(pod, CONFIGS.default as InjectorConfig, optedIn).pod;
+    const again = reviewPodAndApply(once, CONFIGS.default as InjectorConfig, optedIn);
+    expect(again.review.outcome === 'injected' && again.review.patch).toEqual([]);
+  });
 });

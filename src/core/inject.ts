@@ -10,7 +10,7 @@ import type { InjectorConfig } from '../config/schema.js';
 import { revisionLabel } from '../config/schema.js';
 import { AnnotationError, InvalidPodError } from '../errors.js';
 import { parseBool, readSettings } from './annotations.js';
-import { ANNOTATION, INIT_CONTAINER, LABEL, PROXY_CONTAINER, PROXY_UID, VALIDATION_CONTAINER } from './constants.js';
+import { ANNOTATION, INIT_CONTAINER, LABEL, PORTS, PROXY_CONTAINER, PROXY_UID, VALIDATION_CONTAINER } from './constants.js';
 import { isObject, type Json, type JsonObject } from './json.js';
 import { own, type StringMap } from './labels.js';
 import { copyOf, defineOwn, strategicMerge } from './merge.js';
@@ -245,10 +245,13 @@ export function inject(input: InjectInput): InjectResult {
     proxyGid: ids?.gid ?? PROXY_UID,
   };
   if (prior.containers.size) keepApplicationContainers(prior, containers, chosen, base);
-  // Probes of a re-injected pod already point at the agent; what the agent knew of the originals comes along.
-  const priorProbers = prior.containers.has(PROXY_CONTAINER)
-    ? envValue([...containers, ...(initContainers ?? [])].find((c) => c.name === PROXY_CONTAINER), 'ISTIO_KUBE_APP_PROBERS')
+  // Probes and scrape settings of a re-injected pod already point at the agent; what the agent knew of the
+  // originals comes along.
+  const priorProxy = prior.containers.has(PROXY_CONTAINER)
+    ? [...containers, ...(initContainers ?? [])].find((c) => c.name === PROXY_CONTAINER)
     : undefined;
+  const priorProbers = envValue(priorProxy, 'ISTIO_KUBE_APP_PROBERS');
+  const priorScrape = envValue(priorProxy, 'ISTIO_PROMETHEUS_ANNOTATIONS');
   const overrides = takeOverrides(annotations, containers, initContainers ?? [], prior.containers);
   const keep = (c: JsonObject) => !prior.containers.has(c.name as string) && !overrides.names.has(c.name as string);
   const spec: JsonObject = copyOf(receivedSpec);
@@ -291,12 +294,16 @@ export function inject(input: InjectInput): InjectResult {
   };
 
   // 4. Prometheus merge: the pod is scraped through the agent.
-  const scrape = prometheusMerge(finalAnnotations as StringMap, flag(ANNOTATION.mergeMetrics, config.mesh.enablePrometheusMerge));
+  const mergeMetrics = flag(ANNOTATION.mergeMetrics, config.mesh.enablePrometheusMerge);
+  const scrape = prometheusMerge(finalAnnotations as StringMap, mergeMetrics);
   if (typeof scrape === 'string') throw new AnnotationError([scrape]);
   if (scrape) {
     for (const name of scrape.remove) delete finalAnnotations[name];
     Object.assign(finalAnnotations, scrape.set);
     if (scrape.env !== undefined) updateProxy(finalSpec, (p) => setEnv(p, 'ISTIO_PROMETHEUS_ANNOTATIONS', scrape.env as string));
+  } else if (mergeMetrics && priorScrape !== undefined && own(finalAnnotations as StringMap, 'prometheus.io/port') === String(PORTS.agentStatus)) {
+    // Merged already: the pod's own scrape settings survive only in the previous proxy's env.
+    updateProxy(finalSpec, (p) => setEnv(p, 'ISTIO_PROMETHEUS_ANNOTATIONS', priorScrape));
   }
 
   // 5. Probes of the application point at the agent.
