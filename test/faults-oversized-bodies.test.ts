@@ -64,7 +64,16 @@ async function streamBody(options: { total: number; withLength: boolean; bytesPe
     const chunk = CHUNK.subarray(0, Math.min(CHUNK.length, options.total - sent));
     const flushed = socket.write(options.withLength ? chunk : chunked(chunk));
     sent += chunk.length;
-    if (!flushed) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+    if (!flushed) {
+      // Whichever comes first; the other listener goes too, or each wait would leave one on the socket.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off('drain', done).off('close', done);
+          resolve();
+        };
+        socket.once('drain', done).once('close', done);
+      });
+    }
     if (options.bytesPerSecond) {
       const due = started + (sent / options.bytesPerSecond) * 1000;
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
