@@ -24,6 +24,7 @@ import {
 } from '../certs/generate.js';
 import { TlsError } from '../errors.js';
 import { apiStatus, boundedRequests, describeApiError } from './api-requests.js';
+import { PollingRound } from './polling-round.js';
 
 /** The Secret's keys: a kubernetes.io/tls Secret's three, plus the CA's key, which only this server reads. */
 const CA_KEY = 'ca.key';
@@ -288,13 +289,18 @@ type Listener<T> = (value: T) => void;
 /** This replica's view of the Secret: read, created or rotated on start and every poll interval. */
 export class SelfManagedCertificates {
   private adopted: ManagedCertificates | undefined;
-  private round: Promise<ManagedCertificates> | undefined;
-  private pollTimer: NodeJS.Timeout | undefined;
-  private stopped = false;
+  private readonly rounds: PollingRound<ManagedCertificates>;
   private readonly servingListeners: Listener<CertificateAndKey>[] = [];
   private readonly bundleListeners: Listener<string>[] = [];
 
-  constructor(private readonly options: SelfManagedCertificatesOptions) {}
+  constructor(private readonly options: SelfManagedCertificatesOptions) {
+    this.rounds = new PollingRound(() => this.syncOnce(), options.pollIntervalMs, (error) =>
+      options.logger.warn(
+        { err: { message: (error as Error).message } },
+        'cannot check the certificate Secret; serving the current certificate',
+      ),
+    );
+  }
 
   /** The certificates in use; start() must have resolved. */
   get current(): ManagedCertificates {
@@ -315,35 +321,17 @@ export class SelfManagedCertificates {
   /** The first round, which must succeed (there is nothing to serve without it); then one every poll interval. */
   async start(): Promise<ManagedCertificates> {
     const certificates = await this.sync();
-    this.schedulePoll();
+    this.rounds.poll();
     return certificates;
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.pollTimer);
+    this.rounds.stop();
   }
 
   /** Reads the Secret, writes it when something is due, adopts what it then holds. Concurrent calls share a round. */
   sync(): Promise<ManagedCertificates> {
-    this.round ??= this.syncOnce().finally(() => {
-      this.round = undefined;
-    });
-    return this.round;
-  }
-
-  private schedulePoll(): void {
-    if (this.stopped) return;
-    this.pollTimer = setTimeout(() => {
-      this.sync()
-        .catch((error: unknown) =>
-          this.options.logger.warn(
-            { err: { message: (error as Error).message } },
-            'cannot check the certificate Secret; serving the current certificate',
-          ),
-        )
-        .finally(() => this.schedulePoll());
-    }, this.options.pollIntervalMs);
+    return this.rounds.run();
   }
 
   private async syncOnce(): Promise<ManagedCertificates> {

@@ -10,6 +10,7 @@ import type { KubeConfig, V1MutatingWebhook, V1MutatingWebhookConfiguration } fr
 import type { Logger } from 'pino';
 import { TlsError } from '../errors.js';
 import { apiStatus, boundedRequests, describeApiError } from './api-requests.js';
+import { PollingRound } from './polling-round.js';
 
 /** One RFC 6902 operation, as sent in a JSON patch. */
 export interface JsonPatchOperation {
@@ -87,34 +88,30 @@ interface Failure {
 const base64 = (pem: string) => Buffer.from(pem, 'utf8').toString('base64');
 
 export class WebhookCaBundle {
-  private round: Promise<void> | undefined;
-  private pollTimer: NodeJS.Timeout | undefined;
-  private stopped = false;
+  private readonly rounds: PollingRound<void>;
   private readonly attempts: Map<string, number>;
   /** Keyed by configuration name, then reason. */
   private readonly failures = new Map<string, Map<PatchFailure, number>>();
 
   constructor(private readonly options: WebhookCaBundleOptions) {
     this.attempts = new Map(options.configurations.map((name) => [name, 0]));
+    // reconcileAll logs and counts its own failures and never throws.
+    this.rounds = new PollingRound(() => this.reconcileAll(), options.pollIntervalMs, () => {});
   }
 
   /** Reconciles now, then every poll interval; returns at once. */
   start(): void {
     void this.reconcile();
-    this.schedulePoll();
+    this.rounds.poll();
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.pollTimer);
+    this.rounds.stop();
   }
 
   /** Brings every configuration in line once; never throws (failures are logged and counted). Calls share a round. */
   reconcile(): Promise<void> {
-    this.round ??= this.reconcileAll().finally(() => {
-      this.round = undefined;
-    });
-    return this.round;
+    return this.rounds.run();
   }
 
   /** Istio's webhook_patch_attempts_total and webhook_patch_failures_total, in the Prometheus text format. */
@@ -132,14 +129,6 @@ export class WebhookCaBundle {
       }
     }
     return `${lines.join('\n')}\n`;
-  }
-
-  private schedulePoll(): void {
-    if (this.stopped) return;
-    this.pollTimer = setTimeout(
-      () => void this.reconcile().finally(() => this.schedulePoll()),
-      this.options.pollIntervalMs,
-    );
   }
 
   private async reconcileAll(): Promise<void> {
